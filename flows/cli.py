@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``laterality`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     repo = args.repo.resolve()
     try:

@@ -109,8 +109,13 @@ def commit_pipeline_state(repo: Path, message: str) -> str:
 def version_at(repo: Path, name: str, commit: str) -> str | None:
     """Return the version of ``name`` already registered at ``commit``, if any."""
     from gto.api import show
+    from gto.exceptions import ArtifactNotFound
 
-    for row in show(str(repo), name, registered_only=True):
+    try:
+        rows = show(str(repo), name, registered_only=True)
+    except ArtifactNotFound:
+        return None
+    for row in rows:
         if row.get("commit_hexsha", "").startswith(commit) or commit.startswith(
             row.get("commit_hexsha", "?")
         ):

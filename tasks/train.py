@@ -103,6 +103,7 @@ def train_classifier(
             epochs=settings.epochs,
             class_weight=weights,
             callbacks=make_callbacks(checkpoint, settings),
+            shuffle=False,  # the dataset reshuffles itself every epoch
             verbose=2,
         )
         seconds = time.perf_counter() - started
