@@ -2,21 +2,36 @@
 
 Each DVC stage is one Prefect task that asks DVC to reproduce it, so a flow run
 and ``dvc repro`` execute the same commands and skip the same unchanged work.
-Registration and ``dvc push`` follow as tasks of their own.
+Before the stages, the frozen test set is refreshed from the registry; after
+them come the gate and registration, ``dvc push``, and a Markdown report.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
 
+from flows.report import render_run_report
 from tasks import pipeline
-from tasks.config import load_params
+from tasks.config import RegisterParams, load_params
 from tasks.evaluate import EVALUATION_FILE
-from tasks.register import check_gate, read_metrics, register_model
+from tasks.promotion import (
+    RegistrationOutcome,
+    data_changes,
+    gate_and_register,
+    refresh_frozen_test_set,
+)
+from tasks.register import commit_pipeline_state, read_metrics
+
+
+@task
+def freeze_test_sets(repo: Path, name: str) -> None:
+    """Keep every registered version's test images in the test subset."""
+    if refresh_frozen_test_set(repo, name):
+        get_run_logger().info("frozen test set updated from the registry")
 
 
 @task(task_run_name="reproduce-{stage}")
@@ -28,65 +43,63 @@ def reproduce_stage(repo: Path, stage: str) -> None:
 
 
 @task
-def register_if_gate_passes(
-    repo: Path, name: str, min_accuracy: float, min_lateral_recall: float
-) -> str | None:
-    """Register the evaluated model when its test metrics pass the gate."""
+def measure_data_changes(repo: Path, name: str) -> dict[str, dict[str, int]]:
+    """Count images added and removed per view since the newest version."""
+    return data_changes(repo, name)
+
+
+@task
+def register_challenger(
+    repo: Path, settings: RegisterParams, classes: tuple[str, ...], threshold: float
+) -> RegistrationOutcome:
+    """Apply the gate and register or promote the challenger as it decides."""
     logger = get_run_logger()
-    metrics = read_metrics(repo / EVALUATION_FILE)
-    gate = check_gate(metrics, min_accuracy, min_lateral_recall)
-    if not gate.passed:
-        logger.warning("gate: not registering %s: %s", name, "; ".join(gate.reasons))
-        return None
-    version = register_model(repo, name, metrics)
-    logger.info("gate passed: %s registered as %s", name, version)
-    return version
+    outcome = gate_and_register(repo, settings, classes, threshold, flow_run.get_id())
+    if outcome.already_registered:
+        commit_pipeline_state(repo, "Record pipeline state (model unchanged)")
+        logger.info("no new model: weights already registered as %s", outcome.version)
+    elif outcome.version:
+        logger.info(
+            "%s %s: %s",
+            outcome.decision.action,
+            outcome.version,
+            "; ".join(outcome.decision.reasons),
+        )
+    else:
+        logger.warning("not registered: %s", "; ".join(outcome.decision.reasons))
+    return outcome
 
 
 @task(retries=2, retry_delay_seconds=[5, 20])
 def push_to_remote(repo: Path) -> None:
     """Push data and weights to the DVC remote; retried, since remotes fail."""
-    logger = get_run_logger()
-    pipeline.push_outputs(repo, logger.info)
+    pipeline.push_outputs(repo, get_run_logger().info)
 
 
-def describe_run(metrics: dict[str, object], version: str | None) -> str:
-    """Write the Markdown report attached to the flow run."""
-    decision = f"registered as **{version}**" if version else "**not registered**"
-    per_class = metrics["per_class"]
-    rows = "\n".join(
-        f"| {name} | {v['precision']} | {v['recall']} | {v['f1-score']} | "
-        f"{int(v['support'])} |"
-        for name, v in per_class.items()
-    )
-    return (
-        f"# Training pipeline run\n\nModel {decision}.\n\n"
-        f"Test accuracy {metrics['accuracy']}, ROC AUC {metrics['roc_auc']}, "
-        f"{metrics['test_images']} test images.\n\n"
-        "| view | precision | recall | F1 | images |\n|---|---|---|---|---|\n"
-        f"{rows}\n\nConfusion matrix (rows true, columns predicted): "
-        f"`{json.dumps(metrics['confusion_matrix'])}`\n"
-    )
-
-
-@flow(name="training-pipeline", log_prints=False)
+@flow(name="training-pipeline")
 def training_pipeline(repo: str = ".", push: bool = True) -> dict[str, object]:
-    """Run the whole pipeline in ``repo`` and return metrics and version."""
+    """Run the whole pipeline in ``repo``; return the version and metrics."""
     root = Path(repo).resolve()
     params = load_params(root / "params.yaml")
+    name = params.register.model_name
 
+    freeze_test_sets(root, name)
     for stage in pipeline.STAGES:
         reproduce_stage(root, stage)
 
-    gate = params.register
-    version = register_if_gate_passes(
-        root, gate.model_name, gate.min_accuracy, gate.min_lateral_recall
+    changes = measure_data_changes(root, name)
+    outcome = register_challenger(
+        root, params.register, params.base.classes, params.evaluate.threshold
     )
     if push:
         push_to_remote(root)
 
     metrics = read_metrics(root / EVALUATION_FILE)
     create_markdown_artifact(
-        describe_run(metrics, version), key="training-pipeline-report"
+        render_run_report(metrics, outcome, changes), key="training-pipeline-report"
     )
-    return {"version": version, "metrics": metrics}
+    return {
+        "version": outcome.version,
+        "metrics": metrics,
+        "action": outcome.decision.action if outcome.decision else "unchanged",
+    }

@@ -62,6 +62,7 @@ class RegisterParams:
     model_name: str
     min_accuracy: float
     min_lateral_recall: float
+    max_regression: float
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,12 @@ def run_dvc(repo: Path, args: list[str], on_line: Callable[[str], None]) -> None
     command = [sys.executable, "-m", "dvc", *args]
     tail: list[str] = []
     with subprocess.Popen(
-        command, cwd=repo, env=dvc_environment(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        command,
+        cwd=repo,
+        env=dvc_environment(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
@@ -57,8 +61,11 @@ def reproduce_stage(
     """Reproduce one stage if DVC finds it stale (always with ``force``)."""
     if stage not in STAGES:
         raise ValueError(f"stage: expected one of {list(STAGES)}, got '{stage}'")
-    run_dvc(repo, ["repro", "--single-item", *(["--force"] if force else []), stage],
-            on_line)
+    run_dvc(
+        repo,
+        ["repro", "--single-item", *(["--force"] if force else []), stage],
+        on_line,
+    )
 
 
 def push_outputs(repo: Path, on_line: Callable[[str], None]) -> None:

@@ -1,10 +1,16 @@
-"""Register a model that passes the quality gate with GTO, DVC's model registry.
+"""Decide whether a trained model enters the registry, and register it with GTO.
 
-A registered version is a git tag ``<model>@vX.Y.Z`` on a commit whose
-``dvc.lock`` pins the prepared data, the split and the weights, next to the
-``params.yaml``, ``dvc.yaml`` and code that produced them. Registration refuses
-when the workspace does not match ``dvc.lock`` or when pipeline code has
-uncommitted edits, because such a commit could not reproduce the model.
+The challenger must first pass the absolute thresholds in ``params.yaml``. If a
+champion holds ``prod``, both are scored on the champion's own test images
+(kept in the test subset by the split), and the challenger is promoted only if
+it is not worse by more than ``max_regression`` on accuracy, lateral recall
+and ROC AUC; otherwise it is registered and assigned ``staging`` only.
+
+A registered version is a tag on a commit whose ``dvc.lock`` pins the data,
+split and weights next to the params, pipeline definition, model card and code
+that produced them. Registration refuses when the workspace does not match
+``dvc.lock`` or pipeline code has uncommitted edits, because such a commit
+could not reproduce the model.
 """
 
 from __future__ import annotations
@@ -13,47 +19,117 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-STATE_FILES = ("dvc.lock", "dvc.yaml", "params.yaml", "metrics")
+STATE_FILES = (
+    "dvc.lock",
+    "dvc.yaml",
+    "params.yaml",
+    "metrics",
+    "data/frozen_test.csv",
+    "models",
+)
 CODE_DIRS = ("tasks", "flows")
-FALLBACK_AUTHOR = {"name": "xray-laterality pipeline", "email": "pipeline@localhost"}
+COMPARED = ("accuracy", "lateral_recall", "roc_auc")
+FALLBACK_AUTHOR = ("xray-laterality pipeline", "pipeline@localhost")
 
 
 @dataclass(frozen=True)
-class GateResult:
-    """Whether a model may be registered, and the reasons when it may not."""
+class GateDecision:
+    """What happens to a challenger, why, and the numbers behind it.
 
-    passed: bool
+    ``action`` is ``promote`` (register and assign prod), ``register``
+    (register and assign staging) or ``reject`` (not registered).
+    """
+
+    action: str
     reasons: tuple[str, ...]
+    challenger: dict[str, object]
+    champion_version: str | None = None
+    frozen: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-ready copy for reports and model cards."""
+        return asdict(self)
 
 
-def check_gate(
+def check_thresholds(
     metrics: dict[str, object], min_accuracy: float, min_lateral_recall: float
-) -> GateResult:
-    """Compare test metrics with the thresholds in ``params.yaml``."""
+) -> list[str]:
+    """Return why ``metrics`` fail the absolute gate; empty when they pass."""
     reasons = []
-    accuracy = float(metrics["accuracy"])
-    recall = float(metrics["lateral_recall"])
+    accuracy, recall = float(metrics["accuracy"]), float(metrics["lateral_recall"])
     if accuracy < min_accuracy:
         reasons.append(f"test accuracy {accuracy:.4f} is below {min_accuracy}")
     if recall < min_lateral_recall:
         reasons.append(f"lateral recall {recall:.4f} is below {min_lateral_recall}")
-    return GateResult(not reasons, tuple(reasons))
+    return reasons
+
+
+def compare_with_champion(
+    challenger: dict[str, object], champion: dict[str, object], max_regression: float
+) -> list[str]:
+    """Return the metrics on which the challenger is worse than allowed."""
+    worse = []
+    for name in COMPARED:
+        ours, theirs = challenger.get(name), champion.get(name)
+        if ours is None or theirs is None:
+            continue  # AUC is undefined on a one-class set
+        if float(ours) < float(theirs) - max_regression:
+            worse.append(
+                f"{name} {float(ours):.4f} is more than {max_regression} below "
+                f"the champion's {float(theirs):.4f}"
+            )
+    return worse
+
+
+def decide(
+    metrics: dict[str, object],
+    min_accuracy: float,
+    min_lateral_recall: float,
+    max_regression: float,
+    champion_version: str | None,
+    frozen: dict[str, dict[str, object]],
+) -> GateDecision:
+    """Combine the absolute gate and the champion comparison into one decision.
+
+    Args:
+        frozen: ``{"challenger": metrics, "champion": metrics}`` on the
+            champion's test images; empty when there is no champion.
+    """
+    failed = check_thresholds(metrics, min_accuracy, min_lateral_recall)
+    if failed:
+        return GateDecision("reject", tuple(failed), metrics, champion_version, frozen)
+    if champion_version is None:
+        return GateDecision("promote", ("no champion in prod",), metrics)
+    if not frozen:
+        reason = (
+            f"none of champion {champion_version}'s test images remain, so the two "
+            "cannot be compared; review and promote by hand"
+        )
+        return GateDecision("register", (reason,), metrics, champion_version)
+    worse = compare_with_champion(
+        frozen["challenger"], frozen["champion"], max_regression
+    )
+    if worse:
+        return GateDecision("register", tuple(worse), metrics, champion_version, frozen)
+    reason = f"not worse than champion {champion_version} on its test images"
+    return GateDecision("promote", (reason,), metrics, champion_version, frozen)
 
 
 def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` and return its standard output."""
+    """Run git in ``repo`` and return its output; commits get a fallback author."""
     env = dict(os.environ)
-    if not _configured(repo, "user.email"):
+    if not _git_identity(repo):
+        name, email = FALLBACK_AUTHOR
         env |= {
-            "GIT_AUTHOR_NAME": FALLBACK_AUTHOR["name"],
-            "GIT_AUTHOR_EMAIL": FALLBACK_AUTHOR["email"],
-            "GIT_COMMITTER_NAME": FALLBACK_AUTHOR["name"],
-            "GIT_COMMITTER_EMAIL": FALLBACK_AUTHOR["email"],
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
         }
     done = subprocess.run(
         ["git", *args], cwd=repo, env=env, capture_output=True, text=True
@@ -63,15 +139,15 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def _configured(repo: Path, key: str) -> bool:
+def _git_identity(repo: Path) -> bool:
     done = subprocess.run(
-        ["git", "config", key], cwd=repo, capture_output=True, text=True
+        ["git", "config", "user.email"], cwd=repo, capture_output=True, text=True
     )
-    return bool(done.stdout.strip())
+    return bool(done.stdout.strip()) or "GIT_AUTHOR_EMAIL" in os.environ
 
 
 def check_reproducible(repo: Path) -> None:
-    """Refuse to register from a workspace a commit could not reproduce.
+    """Refuse to register from a workspace that a commit could not reproduce.
 
     Raises:
         RuntimeError: pipeline code has uncommitted edits, or DVC reports
@@ -80,8 +156,7 @@ def check_reproducible(repo: Path) -> None:
     dirty = git(repo, "status", "--porcelain", "--untracked-files=no", *CODE_DIRS)
     if dirty:
         raise RuntimeError(
-            "register: commit or stash the pipeline code first; uncommitted:\n"
-            + dirty
+            f"register: commit or stash the pipeline code first; uncommitted:\n{dirty}"
         )
     from dvc.repo import Repo
 
@@ -89,60 +164,55 @@ def check_reproducible(repo: Path) -> None:
         stale = dvc_repo.status()
     if stale:
         raise RuntimeError(
-            f"register: the workspace does not match dvc.lock; run `dvc repro` "
+            "register: the workspace does not match dvc.lock; run `dvc repro` "
             f"first (stale: {sorted(stale)})"
         )
 
 
 def commit_pipeline_state(repo: Path, message: str) -> str:
-    """Commit ``dvc.lock``, params, the pipeline file and metrics; return HEAD.
+    """Commit ``dvc.lock``, params, metrics and model card; return HEAD.
 
     Nothing is committed when they already match HEAD.
     """
     present = [name for name in STATE_FILES if (repo / name).exists()]
     git(repo, "add", "--", *present)
     if git(repo, "diff", "--cached", "--name-only"):
-        git(repo, "commit", "--quiet", "-m", message)
+        git(repo, "commit", "--quiet", "--no-verify", "-m", message)
     return git(repo, "rev-parse", "HEAD")
 
 
-def version_at(repo: Path, name: str, commit: str) -> str | None:
-    """Return the version of ``name`` already registered at ``commit``, if any."""
-    from gto.api import show
-    from gto.exceptions import ArtifactNotFound
+def next_version(repo: Path, name: str) -> str:
+    """Return the version GTO will give the next registration (patch bump)."""
+    from tasks.registry import registered_versions
 
-    try:
-        rows = show(str(repo), name, registered_only=True)
-    except ArtifactNotFound:
-        return None
-    for row in rows:
-        if row.get("commit_hexsha", "").startswith(commit) or commit.startswith(
-            row.get("commit_hexsha", "?")
-        ):
-            return row["version"]
-    return None
+    versions = registered_versions(repo, name)
+    if not versions:
+        return "v0.0.1"
+    major, minor, patch = versions[0].version.lstrip("v").split(".")
+    return f"v{major}.{minor}.{int(patch) + 1}"
 
 
-def register_model(repo: Path, name: str, metrics: dict[str, object]) -> str:
-    """Commit the pipeline state and tag it as a new version of ``name``.
-
-    Returns:
-        The registered version, or the existing one when this exact commit was
-        registered before.
-    """
-    check_reproducible(repo)
-    summary = f"accuracy {metrics['accuracy']}, lateral recall {metrics['lateral_recall']}"
-    commit = commit_pipeline_state(repo, f"Register {name}: {summary}")
-    existing = version_at(repo, name, commit)
-    if existing:
-        log.info("register: %s %s already points at %s", name, existing, commit[:8])
-        return existing
+def tag_version(repo: Path, name: str, version: str, decision: GateDecision) -> None:
+    """Tag HEAD as ``name@version`` and assign the stage the decision names."""
     from gto.api import register
 
-    tag = register(str(repo), name, "HEAD", message=f"{name}: {summary}")
-    version = tag.version if hasattr(tag, "version") else str(tag)
-    log.info("register: %s %s at commit %s (%s)", name, version, commit[:8], summary)
-    return version
+    from tasks.registry import assign_stage
+
+    summary = (
+        f"accuracy {decision.challenger['accuracy']}, "
+        f"lateral recall {decision.challenger['lateral_recall']}"
+    )
+    register(str(repo), name, "HEAD", version=version, message=f"{name}: {summary}")
+    assign_stage(
+        repo, name, version, "prod" if decision.action == "promote" else "staging"
+    )
+
+
+def write_decision(path: Path, decision: GateDecision) -> None:
+    """Save the gate decision as JSON for the run report and the audit trail."""
+    from tasks import atomic
+
+    atomic.write_json(path, decision.as_dict())
 
 
 def read_metrics(path: Path) -> dict[str, object]:

@@ -23,6 +23,7 @@ from tasks.ingest import PREPARED_DIR
 log = logging.getLogger(__name__)
 
 SPLIT_FILE = Path("data/split/split.csv")
+FROZEN_TEST_FILE = Path("data/frozen_test.csv")
 SUBSETS = ("train", "validation", "test")
 
 
@@ -58,13 +59,19 @@ def assign_subsets(
     validation_fraction: float,
     test_fraction: float,
     seed: int,
+    frozen_test: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """Return ``manifest`` with a ``subset`` column of train/validation/test.
+
+    Args:
+        frozen_test: sha256 of images that earlier registered versions were
+            tested on. Each stays in test, with every image of its patient, so
+            a new challenger can be compared with the champion on them.
 
     Raises:
         ValueError: fractions outside (0, 1), or a subset left without a class.
     """
-    if not (0 < validation_fraction and 0 < test_fraction) or (
+    if not (validation_fraction > 0 and test_fraction > 0) or (
         validation_fraction + test_fraction >= 1
     ):
         raise ValueError(
@@ -81,6 +88,8 @@ def assign_subsets(
     share = validation_fraction / (1 - test_fraction)
     validation = _holdout_mask(labels[rest], groups[rest], share, seed + 1)
     subset[rest[validation]] = "validation"
+    frozen_groups = set(groups[manifest["sha256"].isin(frozen_test).to_numpy()])
+    subset[np.isin(groups, list(frozen_groups))] = "test"
     split = manifest.assign(subset=subset)
     check_split(split)
     return split
@@ -97,7 +106,9 @@ def check_split(split: pd.DataFrame) -> None:
                 "appear in more than one subset"
             )
     counts = pd.crosstab(split["subset"], split["label"])
-    missing = [s for s in SUBSETS if s not in counts.index or (counts.loc[s] == 0).any()]
+    missing = [
+        s for s in SUBSETS if s not in counts.index or (counts.loc[s] == 0).any()
+    ]
     if missing:
         raise ValueError(
             f"split: subsets {missing} lack a class; counts per subset:\n{counts}"
@@ -109,11 +120,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params()
     manifest = pd.read_csv(PREPARED_DIR / "manifest.csv", dtype={"patient_hash": str})
+    frozen = (
+        pd.read_csv(FROZEN_TEST_FILE)["sha256"] if FROZEN_TEST_FILE.exists() else []
+    )
     split = assign_subsets(
         manifest,
         params.split.validation_fraction,
         params.split.test_fraction,
         params.base.seed,
+        frozenset(frozen),
     )
     atomic.write_csv(SPLIT_FILE, split)
     counts = pd.crosstab(split["subset"], split["label"])

@@ -32,8 +32,9 @@ def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedPr
     env["PREFECT_HOME"] = str(repo / ".prefect")
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
+        shown = " ".join(command)
         raise AssertionError(
-            f"{' '.join(command)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+            f"{shown} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
         )
     return done
 
@@ -42,7 +43,10 @@ def copy_repository(target: Path) -> Path:
     """Copy the tracked files, minus the bundled images, into a new git repo."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     for name in listed:
         if name.startswith(("data/sample/", "data/weights/", "tests/")):
@@ -58,8 +62,11 @@ def tiny_params(repo: Path, **train: object) -> None:
     """Point ingest at generated images and shrink images and training."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["base"]["image_size"] = 64
-    params["ingest"] |= {"source": "data/synthetic/manifest.csv",
-                         "root": "data/synthetic", "min_side": 32}
+    params["ingest"] |= {
+        "source": "data/synthetic/manifest.csv",
+        "root": "data/synthetic",
+        "min_side": 32,
+    }
     params["train"] |= {"input_size": 32, "epochs": 2, "batch_size": 8, **train}
     params["register"] |= {"min_accuracy": 0.5, "min_lateral_recall": 0.5}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -73,9 +80,19 @@ def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_params(repo)
     run(repo, "git", "init", "--quiet", "--initial-branch", "main")
     run(repo, "git", "add", "--all")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    run(
+        repo,
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "init",
+    )
     done = run(repo, "laterality", "run")
-    assert "registered version: v0.0.1" in done.stdout
+    assert "promote: registered version: v0.0.1" in done.stdout
     return repo
 
 
@@ -83,7 +100,12 @@ def test_run_registers_a_version_on_a_commit_holding_dvc_lock(trained_repo: Path
     tag = run(trained_repo, "git", "tag", "--list", "laterality-classifier@*").stdout
     assert tag.split() == ["laterality-classifier@v0.0.1"]
     committed = run(
-        trained_repo, "git", "diff-tree", "--no-commit-id", "--name-only", "-r",
+        trained_repo,
+        "git",
+        "diff-tree",
+        "--no-commit-id",
+        "--name-only",
+        "-r",
         "laterality-classifier@v0.0.1^{commit}",
     ).stdout.split()
     assert "dvc.lock" in committed
@@ -115,15 +137,23 @@ def test_dvc_repro_retrains_when_a_training_param_changes(
     repo = Path(shutil.copytree(trained_repo, tmp_path / "copy", symlinks=True))
     tiny_params(repo, learning_rate=0.002)
     done = run(repo, "dvc", "repro")
-    ran = [line.split("'")[1] for line in done.stdout.splitlines()
-           if line.startswith("Running stage")]
+    ran = [
+        line.split("'")[1]
+        for line in done.stdout.splitlines()
+        if line.startswith("Running stage")
+    ]
     assert ran == ["train", "evaluate"]
 
 
 def test_predict_cli_uses_the_registered_version(trained_repo: Path):
     images = trained_repo / "data" / "synthetic"
-    done = run(trained_repo, "laterality", "predict", str(images / "lateral"),
-               str(images / "manifest.csv"))
+    done = run(
+        trained_repo,
+        "laterality",
+        "predict",
+        str(images / "lateral"),
+        str(images / "manifest.csv"),
+    )
     lines = done.stdout.splitlines()
     assert lines[0] == "path,label,probability"
     assert len(lines) == 1 + 30
@@ -133,6 +163,6 @@ def test_predict_cli_uses_the_registered_version(trained_repo: Path):
 def test_run_twice_registers_no_new_version(trained_repo: Path, tmp_path: Path):
     repo = Path(shutil.copytree(trained_repo, tmp_path / "again", symlinks=True))
     done = run(repo, "laterality", "run", "--no-push")
-    assert "registered version: v0.0.1" in done.stdout
+    assert "unchanged: registered version: v0.0.1" in done.stdout
     tags = run(repo, "git", "tag", "--list", "laterality-classifier@*").stdout.split()
     assert tags == ["laterality-classifier@v0.0.1"]
