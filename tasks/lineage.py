@@ -102,10 +102,13 @@ def _head(repo: Path) -> str:
 def render_model_card(card: dict[str, object]) -> str:
     """Write the card as Markdown for people; the JSON twin is for tools."""
     metrics, dataset = card["metrics"], card["dataset"]
+    per_subset = dataset["images_per_subset"]
+    views = sorted({view for counts in per_subset.values() for view in counts})
     counts = "\n".join(
-        f"| {subset} | " + " | ".join(f"{view} {n}" for view, n in views.items()) + " |"
-        for subset, views in dataset["images_per_subset"].items()
+        f"| {subset} | " + " | ".join(str(n.get(v, 0)) for v in views) + " |"
+        for subset, n in per_subset.items()
     )
+    header = "| subset | " + " | ".join(views) + " |\n|---|" + "---|" * len(views)
     gate = card["gate"]
     return (
         f"# Model card: {card['model']} {card['version']}\n\n"
@@ -114,7 +117,7 @@ def render_model_card(card: dict[str, object]) -> str:
         f"- Weights md5: `{card['weights_md5']}`\n"
         f"- Dataset (data/prepared) md5: `{dataset['prepared_md5']}`\n"
         f"- Split md5: `{dataset['split_md5']}`\n\n"
-        f"## Images\n\n| subset | images |\n|---|---|\n{counts}\n\n"
+        f"## Images\n\n{header}\n{counts}\n\n"
         f"## Test metrics\n\nAccuracy {metrics['accuracy']}, lateral recall "
         f"{metrics['lateral_recall']}, ROC AUC {metrics['roc_auc']}, "
         f"{metrics['test_images']} images; confusion matrix "

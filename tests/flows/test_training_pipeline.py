@@ -9,88 +9,22 @@ minute on two cores.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import REPO_ROOT
-from tests.synthetic import write_manifest_source
+from tests.flows.repo_copy import BIN, new_pipeline_repo, run, tiny_params
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in ``repo`` with the test interpreter's tools on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(BIN), env["PATH"]])
-    env["PREFECT_HOME"] = str(repo / ".prefect")
-    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        shown = " ".join(command)
-        raise AssertionError(
-            f"{shown} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-        )
-    return done
-
-
-def copy_repository(target: Path) -> Path:
-    """Copy the tracked files, minus the bundled images, into a new git repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for name in listed:
-        if name.startswith(("data/sample/", "data/weights/", "tests/")):
-            continue
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
-
-
-def tiny_params(repo: Path, **train: object) -> None:
-    """Point ingest at generated images and shrink images and training."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["base"]["image_size"] = 64
-    params["ingest"] |= {
-        "source": "data/synthetic/manifest.csv",
-        "root": "data/synthetic",
-        "min_side": 32,
-    }
-    params["train"] |= {"input_size": 32, "epochs": 2, "batch_size": 8, **train}
-    params["register"] |= {"min_accuracy": 0.5, "min_lateral_recall": 0.5}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
 def trained_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy on which ``laterality run`` has completed once."""
-    repo = copy_repository(tmp_path_factory.mktemp("pipeline"))
-    write_manifest_source(repo / "data" / "synthetic", per_class=30, size=64)
-    tiny_params(repo)
-    run(repo, "git", "init", "--quiet", "--initial-branch", "main")
-    run(repo, "git", "add", "--all")
-    run(
-        repo,
-        "git",
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "init",
-    )
+    repo = new_pipeline_repo(tmp_path_factory.mktemp("pipeline"))
     done = run(repo, "laterality", "run")
     assert "promote: registered version: v0.0.1" in done.stdout
     return repo
@@ -166,3 +100,27 @@ def test_run_twice_registers_no_new_version(trained_repo: Path, tmp_path: Path):
     assert "unchanged: registered version: v0.0.1" in done.stdout
     tags = run(repo, "git", "tag", "--list", "laterality-classifier@*").stdout.split()
     assert tags == ["laterality-classifier@v0.0.1"]
+
+
+def test_console_script_lists_every_command():
+    done = subprocess.run(
+        [str(BIN / "laterality"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    for command in (
+        "ingest",
+        "split",
+        "train",
+        "evaluate",
+        "register",
+        "run",
+        "predict",
+        "models",
+        "promote",
+        "rollback",
+        "lineage",
+    ):
+        assert command in done.stdout
