@@ -27,6 +27,7 @@ def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedPr
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(BIN), env["PATH"]])
     env["PREFECT_HOME"] = str(repo / ".prefect")
+    env["LATERALITY_SALT_FILE"] = str(repo / ".laterality" / "salt")
     if command[0] == "laterality":
         command = (sys.executable, "-m", "flows.cli", *command[1:])
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)

@@ -156,4 +156,4 @@ def test_lineage_verifies_a_version_and_detects_tampered_weights(registry_repo):
     cached.write_bytes(cached.read_bytes() + b"tampered")
     tampered = run(repo, "laterality", "lineage", "v0.0.3", check=False)
     assert tampered.returncode == 1
-    assert f"models/model.keras: cached file has md5" in tampered.stderr
+    assert "models/model.keras: cached file has md5" in tampered.stderr
