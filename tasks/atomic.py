@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # only a type here; decode workers start faster without pandas
+    import pandas as pd
 
 
 @contextlib.contextmanager

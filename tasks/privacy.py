@@ -49,3 +49,13 @@ def pseudonymise(identifier: str, salt: bytes) -> str:
         return ""
     digest = hmac.new(salt, identifier.encode("utf-8"), hashlib.sha256)
     return digest.hexdigest()[:PSEUDONYM_LENGTH]
+
+
+def salt_fingerprint(salt: bytes) -> str:
+    """Return a short value that changes with the salt but does not reveal it.
+
+    Caches that hold pseudonyms key on it, so a new salt never mixes with
+    pseudonyms made under the old one.
+    """
+    digest = hmac.new(salt, b"xray-laterality salt fingerprint", hashlib.sha256)
+    return digest.hexdigest()[:PSEUDONYM_LENGTH]

@@ -4,12 +4,19 @@ Training (through ``ingest``) and ``predict`` both call :func:`prepare_radiograp
 so a file is turned into pixels in exactly one way. The policy, written once:
 
 * the format is recognised from the file's first bytes, never from its name;
-* colour, palette and alpha files holding greyscale images become one channel
-  (ITU-R 601 luma, alpha dropped); JPEG EXIF orientation is applied;
+  PNG, JPEG, TIFF, BMP and DICOM are read, other image formats are refused as
+  unsupported rather than guessed at;
+* colour, palette, alpha and CMYK files holding greyscale images become one
+  channel (ITU-R 601 luma, alpha dropped); JPEG EXIF orientation is applied;
 * 16-bit data (including 12-bit values in a 16-bit container) and DICOM pixel
   data are scaled by the image's own minimum and maximum to 0-255, never
-  clipped at 255; DICOM gets its modality and VOI LUTs, and MONOCHROME1 is
-  inverted so that bone is bright, as in MONOCHROME2;
+  clipped at 255; 8-bit data keep their values. DICOM handling is in
+  :mod:`tasks.dicom`, the array steps in :mod:`tasks.pixels`;
+* an image whose long side exceeds twice ``size`` is shrunk by a whole factor
+  while it is decoded (JPEG DCT scaling, block means otherwise), so a
+  4000 x 4000 scan costs memory for a few hundred pixels a side, not sixteen
+  million; the long side stays at least twice ``size`` so the final resize
+  still has detail to work with;
 * the image is padded with black to a square around its centre, then resized
   to ``size`` x ``size``. Padding keeps the whole field of view, which is what
   separates a lateral chest from a frontal one; cropping could cut it away.
@@ -18,20 +25,37 @@ so a file is turned into pixels in exactly one way. The policy, written once:
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-PIL_FORMATS = {"PNG", "JPEG", "TIFF", "BMP"}
+from tasks.pixels import (
+    block_mean,
+    intensity_figures,
+    pad_and_resize,
+    reduction_factor,
+    to_uint8,
+)
+
+PIL_FORMATS = {"PNG", "JPEG", "MPO", "TIFF", "BMP"}
 _SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG",
     b"\xff\xd8\xff": "JPEG",
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
     b"BM": "BMP",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"%PDF": "PDF",
+    b"8BPS": "PSD",
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n": "JPEG2000",
+    b"\xffO\xffQ": "JPEG2000",
 }
+_SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
 
 
 class RadiographError(ValueError):
@@ -54,13 +78,23 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class PreparedRadiograph:
-    """A decoded radiograph at working size with what ingest records about it."""
+    """A decoded radiograph at working size with what ingest records about it.
+
+    ``patient_id`` is the DICOM PatientID (or PatientName) in clear text, empty
+    for other formats; ingest replaces it with a salted hash at once and it
+    must never be written or logged. The intensity figures describe the image
+    after scaling to 0-255 and before padding.
+    """
 
     pixels: np.ndarray
     sha256: str
     original_width: int
     original_height: int
     file_format: str
+    patient_id: str = ""
+    intensity_mean: float = 0.0
+    intensity_std: float = 0.0
+    clipped_fraction: float = 0.0
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -70,7 +104,25 @@ def sniff_format(head: bytes) -> str | None:
     for signature, name in _SIGNATURES.items():
         if head.startswith(signature):
             return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        return "HEIF"
+    if _looks_like_bare_dicom(head):
+        return "DICOM"
     return None
+
+
+def _looks_like_bare_dicom(head: bytes) -> bool:
+    """Spot a DICOM data set written without the 128-byte preamble.
+
+    Such files start with a group 0002 or 0008 tag followed by either a
+    two-letter VR (explicit VR) or a short length (implicit VR).
+    """
+    if len(head) < 8 or head[:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False
+    explicit_vr = head[4:6].isalpha() and head[4:6].isupper()
+    return explicit_vr or int.from_bytes(head[4:8], "little") < 256
 
 
 def prepare_radiograph(
@@ -81,9 +133,20 @@ def prepare_radiograph(
     Raises:
         RadiographError: the file is empty, not an image, truncated, too small,
             too large or constant; ``reason`` says which.
+        OSError: the file cannot be read at all.
+    """
+    return decode_radiograph(path.read_bytes(), path, size, limits)
+
+
+def decode_radiograph(
+    content: bytes, path: Path, size: int, limits: DecodeLimits | None = None
+) -> PreparedRadiograph:
+    """Decode the bytes of one file; ``path`` only names it in errors.
+
+    Raises:
+        RadiographError: as for :func:`prepare_radiograph`.
     """
     limits = limits or DecodeLimits()
-    content = path.read_bytes()
     if not content:
         raise RadiographError(path, "empty-file", "the file has zero bytes")
     file_format = sniff_format(content[:132])
@@ -91,29 +154,48 @@ def prepare_radiograph(
         raise RadiographError(
             path, "not-an-image", "first bytes match no PNG, JPEG, TIFF, BMP or DICOM"
         )
+    patient_id = ""
     if file_format == "DICOM":
-        grey = _decode_dicom(path, limits)
+        from tasks.dicom import decode_dicom
+
+        full, patient_id = decode_dicom(content, path, limits.max_pixels)
+        height, width = full.shape
+        grey = block_mean(full, reduction_factor(width, height, size))
+        del full
+    elif file_format in PIL_FORMATS:
+        grey, width, height = _decode_pil(content, path, size, limits)
     else:
-        grey = _decode_pil(path, limits)
-    height, width = grey.shape
-    _check_usable(path, grey, limits)
-    pixels = pad_and_resize(to_uint8(grey), size)
+        raise RadiographError(
+            path, "unsupported-format", f"{file_format} files are not supported"
+        )
+    _check_usable(path, grey, width, height, limits)
+    scaled = to_uint8(grey)
+    mean, std, clipped = intensity_figures(scaled)
     return PreparedRadiograph(
-        pixels=pixels,
+        pixels=pad_and_resize(scaled, size),
         sha256=hashlib.sha256(content).hexdigest(),
         original_width=width,
         original_height=height,
         file_format=file_format,
+        patient_id=patient_id,
+        intensity_mean=mean,
+        intensity_std=std,
+        clipped_fraction=clipped,
     )
 
 
-def _check_usable(path: Path, grey: np.ndarray, limits: DecodeLimits) -> None:
-    height, width = grey.shape
+def _check_usable(
+    path: Path, grey: np.ndarray, width: int, height: int, limits: DecodeLimits
+) -> None:
     if min(height, width) < limits.min_side:
         raise RadiographError(
             path,
             "too-small",
             f"expected both sides >= {limits.min_side} px, got {width}x{height}",
+        )
+    if grey.dtype.kind == "f" and not np.isfinite(grey).all():
+        raise RadiographError(
+            path, "truncated-or-corrupt", "pixel values include NaN or infinity"
         )
     if float(grey.max()) == float(grey.min()):
         raise RadiographError(
@@ -121,7 +203,8 @@ def _check_usable(path: Path, grey: np.ndarray, limits: DecodeLimits) -> None:
         )
 
 
-def _check_pixel_count(path: Path, width: int, height: int, limit: int) -> None:
+def check_pixel_count(path: Path, width: int, height: int, limit: int) -> None:
+    """Refuse an image before decoding when it has more pixels than ``limit``."""
     if width * height > limit:
         raise RadiographError(
             path,
@@ -130,76 +213,48 @@ def _check_pixel_count(path: Path, width: int, height: int, limit: int) -> None:
         )
 
 
-def _decode_pil(path: Path, limits: DecodeLimits) -> np.ndarray:
+def _decode_pil(
+    content: bytes, path: Path, size: int, limits: DecodeLimits
+) -> tuple[np.ndarray, int, int]:
+    """Return grey pixels and the displayed width and height of a Pillow file."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content)) as image:
             if image.format not in PIL_FORMATS:
                 raise RadiographError(
                     path, "unsupported-format", f"{image.format} is not supported"
                 )
-            _check_pixel_count(path, *image.size, limits.max_pixels)
+            width, height = image.size
+            check_pixel_count(path, width, height, limits.max_pixels)
+            factor = reduction_factor(width, height, size)
+            if image.format in {"JPEG", "MPO"} and factor > 1:
+                image.draft("L", (width // factor, height // factor))
+            if image.getexif().get(_EXIF_ORIENTATION) in _SWAPPED_ORIENTATIONS:
+                width, height = height, width
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return _pil_to_grey(image)
+            ImageOps.exif_transpose(image, in_place=True)
+            factor = reduction_factor(*image.size, size)
+            return _pil_to_grey(image, factor), width, height
     except RadiographError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise RadiographError(path, "too-large", str(error)) from error
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as error:
         raise RadiographError(path, "truncated-or-corrupt", str(error)) from error
 
 
-def _pil_to_grey(image: Image.Image) -> np.ndarray:
-    """Return one channel; 16- and 32-bit data keep their full range as float."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
+def _pil_to_grey(image: Image.Image, factor: int) -> np.ndarray:
+    """Return one channel shrunk by ``factor``; wide data keep their range."""
+    if image.mode.startswith("I;16"):
+        return block_mean(image, factor)
+    if image.mode in {"I", "F"}:
+        image = image.reduce(factor) if factor > 1 else image
         return np.asarray(image, dtype=np.float32)
     if image.mode == "P":
         image = image.convert("RGBA")
-    if image.mode in {"RGBA", "LA", "PA"}:
+    if image.mode in {"RGBA", "PA"}:
         image = image.convert("RGB")
     if image.mode != "L":
         image = image.convert("L")
+    if factor > 1:
+        image = image.reduce(factor)
     return np.asarray(image, dtype=np.uint8)
-
-
-def _decode_dicom(path: Path, limits: DecodeLimits) -> np.ndarray:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    try:
-        dataset = pydicom.dcmread(path)
-        _check_pixel_count(path, int(dataset.Columns), int(dataset.Rows), limits.max_pixels)
-        pixels = dataset.pixel_array
-    except RadiographError:
-        raise
-    except Exception as error:  # pydicom raises many types for bad pixel data
-        raise RadiographError(path, "unreadable-dicom", str(error)) from error
-    if pixels.ndim != 2:
-        raise RadiographError(
-            path, "unsupported-format", f"expected one 2-D frame, got {pixels.shape}"
-        )
-    values = apply_modality_lut(pixels, dataset)
-    values = apply_voi_lut(values, dataset, prefer_lut=True)
-    values = np.asarray(values, dtype=np.float32)
-    if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
-        values = values.max() - values
-    return values
-
-
-def to_uint8(grey: np.ndarray) -> np.ndarray:
-    """Map an image to uint8, scaling anything wider than 8 bits by its own range."""
-    if grey.dtype == np.uint8:
-        return grey
-    low, high = float(grey.min()), float(grey.max())
-    scaled = (grey.astype(np.float32) - low) / max(high - low, 1e-6) * 255.0
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def pad_and_resize(grey: np.ndarray, size: int) -> np.ndarray:
-    """Pad a uint8 image with black to a centred square, then resize it."""
-    height, width = grey.shape
-    side = max(height, width)
-    square = np.zeros((side, side), dtype=np.uint8)
-    top, left = (side - height) // 2, (side - width) // 2
-    square[top : top + height, left : left + width] = grey
-    image = Image.fromarray(square)
-    resized = image.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return np.asarray(resized, dtype=np.uint8)
