@@ -30,6 +30,16 @@ class IngestParams:
     min_side: int
     max_pixels: int
     workers: int
+    min_per_class: int
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    max_class_share_change: float | None
+    max_intensity_shift: float | None
+    max_image_count_drop: float | None
+    max_reject_fraction: float | None
+    max_duplicate_fraction: float | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,12 @@ class TrainParams:
     early_stopping_patience: int
     reduce_lr_patience: int
     reduce_lr_factor: float
+    weights: str
+    augment: bool
+    horizontal_flip: bool
+    fine_tune_layers: int
+    fine_tune_epochs: int
+    fine_tune_learning_rate: float
 
 
 @dataclass(frozen=True)
@@ -66,13 +82,21 @@ class RegisterParams:
 
 
 @dataclass(frozen=True)
+class ScheduleParams:
+    cron: str
+    timezone: str
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     ingest: IngestParams
+    validate: ValidateParams
     split: SplitParams
     train: TrainParams
     evaluate: EvaluateParams
     register: RegisterParams
+    schedule: ScheduleParams
 
 
 def _section(kind: type[Section], raw: dict[str, Any], name: str) -> Section:
@@ -97,10 +121,12 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     params = Params(
         base=_section(BaseParams, raw, "base"),
         ingest=_section(IngestParams, raw, "ingest"),
+        validate=_section(ValidateParams, raw, "validate"),
         split=_section(SplitParams, raw, "split"),
         train=_section(TrainParams, raw, "train"),
         evaluate=_section(EvaluateParams, raw, "evaluate"),
         register=_section(RegisterParams, raw, "register"),
+        schedule=_section(ScheduleParams, raw, "schedule"),
     )
     if len(params.base.classes) != 2:
         raise ValueError(

@@ -2,7 +2,10 @@
 
 Writes ``metrics/evaluation.json`` (a DVC metric), ``metrics/roc.csv`` and
 ``metrics/test_predictions.csv`` (DVC plot data) and three PNGs in ``reports/``.
-The test subset never influenced training or checkpoint selection.
+The test subset never influenced training, checkpoint selection or the
+calibration temperature, which was fitted on validation and is applied here
+as ``predict`` applies it; the expected calibration error is reported with and
+without it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sklearn.metrics import (
 )
 
 from tasks import atomic, reports
+from tasks.calibration import apply_temperature, expected_calibration_error
 from tasks.config import load_params
 from tasks.dataset import make_dataset, read_subset
 from tasks.ingest import PREPARED_DIR
@@ -46,19 +50,26 @@ def summarise_predictions(
     predicted = (probabilities >= threshold).astype(int)
     truth = labels.astype(int)
     report = classification_report(
-        truth, predicted, labels=[0, 1], target_names=list(classes),
-        output_dict=True, zero_division=0,
+        truth,
+        predicted,
+        labels=[0, 1],
+        target_names=list(classes),
+        output_dict=True,
+        zero_division=0,
     )
     per_class = {
-        name: {key: round(float(report[name][key]), 4)
-               for key in ("precision", "recall", "f1-score", "support")}
+        name: {
+            key: round(float(report[name][key]), 4)
+            for key in ("precision", "recall", "f1-score", "support")
+        }
         for name in classes
     }
     both_present = len(np.unique(truth)) == 2
     return {
         "accuracy": round(float(accuracy_score(truth, predicted)), 4),
         "roc_auc": round(float(roc_auc_score(truth, probabilities)), 4)
-        if both_present else None,
+        if both_present
+        else None,
         "lateral_recall": per_class[classes[1]]["recall"],
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(truth, predicted, labels=[0, 1]).tolist(),
@@ -73,21 +84,36 @@ def evaluate_classifier(
     model_file: Path,
     threshold: float,
     grid_images: int,
+    reports_dir: Path = REPORTS_DIR,
 ) -> tuple[dict[str, object], pd.DataFrame, pd.DataFrame]:
-    """Predict the test subset; return metrics, per-image predictions and ROC."""
-    model, classes = load_classifier(model_file)
+    """Predict the test subset; return metrics, per-image predictions and ROC.
+
+    Probabilities are calibrated with the model's saved temperature; the
+    metrics report the calibration error with and without it.
+    """
+    classifier = load_classifier(model_file)
+    classes = classifier.classes
     paths, labels = read_subset(split_file, prepared_dir, "test", classes)
-    probabilities = model.predict(make_dataset(paths, labels, 32), verbose=0)[:, 0]
+    dataset = make_dataset(paths, labels, 32)
+    raw = classifier.model.predict(dataset, verbose=0)[:, 0]
+    probabilities = apply_temperature(raw, classifier.temperature)
     metrics = summarise_predictions(labels, probabilities, classes, threshold)
-    predictions = pd.DataFrame({
-        "path": paths,
-        "label": [classes[int(i)] for i in labels],
-        "predicted": [classes[int(p >= threshold)] for p in probabilities],
-        "probability_lateral": np.round(probabilities, 5),
-    })
+    metrics |= {
+        "ece": round(expected_calibration_error(labels, probabilities), 5),
+        "ece_uncalibrated": round(expected_calibration_error(labels, raw), 5),
+        "temperature": classifier.temperature,
+    }
+    predictions = pd.DataFrame(
+        {
+            "path": paths,
+            "label": [classes[int(i)] for i in labels],
+            "predicted": [classes[int(p >= threshold)] for p in probabilities],
+            "probability_lateral": np.round(probabilities, 5),
+        }
+    )
     fpr, tpr, cut = roc_curve(labels.astype(int), probabilities)
     roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(cut, 1.0)})
-    _draw_reports(metrics, predictions, roc, classes, grid_images)
+    _draw_reports(metrics, predictions, roc, classes, grid_images, reports_dir)
     return metrics, predictions, roc
 
 
@@ -97,13 +123,16 @@ def _draw_reports(
     roc: pd.DataFrame,
     classes: tuple[str, ...],
     grid_images: int,
+    reports_dir: Path,
 ) -> None:
     reports.plot_confusion_matrix(
-        metrics["confusion_matrix"], classes, REPORTS_DIR / "confusion_matrix.png"
+        metrics["confusion_matrix"], classes, reports_dir / "confusion_matrix.png"
     )
     reports.plot_roc_curve(
-        roc, metrics["roc_auc"] or float("nan"), classes[1],
-        REPORTS_DIR / "roc_curve.png",
+        roc,
+        metrics["roc_auc"] or float("nan"),
+        classes[1],
+        reports_dir / "roc_curve.png",
     )
     right = predictions["label"] == predictions["predicted"]
     turn = predictions.groupby("label").cumcount()
@@ -111,7 +140,7 @@ def _draw_reports(
         ["right", "turn", "label"], kind="stable"
     )
     reports.plot_prediction_grid(
-        wrong_first.head(grid_images), 4, REPORTS_DIR / "test_grid.png"
+        wrong_first.head(grid_images), 4, reports_dir / "test_grid.png"
     )
 
 
@@ -120,8 +149,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params()
     metrics, predictions, roc = evaluate_classifier(
-        SPLIT_FILE, PREPARED_DIR, MODEL_FILE,
-        params.evaluate.threshold, params.evaluate.grid_images,
+        SPLIT_FILE,
+        PREPARED_DIR,
+        MODEL_FILE,
+        params.evaluate.threshold,
+        params.evaluate.grid_images,
     )
     predictions = predictions.assign(
         image=predictions["path"].map(lambda p: Path(p).name)
@@ -130,8 +162,13 @@ def main() -> None:
     atomic.write_csv(PREDICTIONS_FILE, predictions)
     atomic.write_csv(ROC_FILE, roc)
     log.info(
-        "evaluate: accuracy %.4f, lateral recall %.4f, ROC AUC %s on %d test images",
-        metrics["accuracy"], metrics["lateral_recall"], metrics["roc_auc"],
+        "evaluate: accuracy %.4f, lateral recall %.4f, ROC AUC %s, ECE %.4f "
+        "(T = %s) on %d test images",
+        metrics["accuracy"],
+        metrics["lateral_recall"],
+        metrics["roc_auc"],
+        metrics["ece"],
+        metrics["temperature"],
         metrics["test_images"],
     )
 

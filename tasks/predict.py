@@ -2,7 +2,8 @@
 
 Each file goes through :func:`tasks.radiograph.prepare_radiograph`, the same
 function ingest uses, at the image size the model was built for, so inference
-sees exactly what training saw.
+sees exactly what training saw; resizing and scaling are layers of the model.
+Probabilities are calibrated with the temperature saved beside the model.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def collect_files(inputs: list[Path]) -> list[Path]:
     for item in inputs:
         if item.is_dir():
             files.extend(
-                sorted(p for p in item.rglob("*") if p.is_file()
-                       and not any(part.startswith(".") for part in p.parts))
+                sorted(
+                    p
+                    for p in item.rglob("*")
+                    if p.is_file() and not any(part.startswith(".") for part in p.parts)
+                )
             )
         else:
             files.append(item)
@@ -64,8 +68,8 @@ def predict_files(
     model_path: Path, files: list[Path], batch_size: int = 32
 ) -> tuple[list[Prediction], list[Failure]]:
     """Classify ``files``; unreadable ones are returned as failures, not raised."""
-    model, classes = load_classifier(model_path)
-    size = int(model.input_shape[1])
+    classifier = load_classifier(model_path)
+    size = int(classifier.model.input_shape[1])
     ready, pixels, failures = [], [], []
     for path in files:
         try:
@@ -73,14 +77,16 @@ def predict_files(
             ready.append(path)
         except (RadiographError, OSError) as error:
             failures.append(Failure(str(path), str(error)))
+        except Exception as error:  # a decoder bug must cost one file, not the batch
+            failures.append(Failure(str(path), f"{type(error).__name__}: {error}"))
     if not ready:
         return [], failures
     batch = np.stack(pixels)[..., np.newaxis].astype(np.float32)
-    p_positive = model.predict(batch, batch_size=batch_size, verbose=0)[:, 0]
+    p_positive = classifier.predict_positive(batch, batch_size)
     predictions = [
         Prediction(str(path), label, round(probability, 5))
         for path, (label, probability) in zip(
-            ready, label_probabilities(p_positive, classes), strict=True
+            ready, label_probabilities(p_positive, classifier.classes), strict=True
         )
     ]
     log.info("predict: %d classified, %d failed", len(predictions), len(failures))

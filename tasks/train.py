@@ -1,27 +1,33 @@
 """Stage ``train``: fit the classifier on the train subset, select on validation.
 
-Callbacks follow the talk: the checkpoint keeps the epoch with the lowest
-validation loss, early stopping ends a run that stopped improving, and the
-learning rate halves on a plateau. Class weights make a missed lateral cost as
-much in total as a missed frontal, because laterals are the scarce class.
+The weights are checked first, so an offline machine fails before any work.
+Training runs in phases (:mod:`tasks.phases`) that resume after a kill
+(:mod:`tasks.resume`); the temperature that calibrates the model's
+probabilities is fitted on validation (:mod:`tasks.calibration`); the model
+file is written once, whole. Class weights make a missed lateral cost as much
+in total as a missed frontal, because laterals are the scarce class.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from tasks import atomic
+from tasks import atomic, resume
+from tasks.backbones import resolve_weights
+from tasks.calibration import calibrate
 from tasks.config import TrainParams, load_params
 from tasks.dataset import make_dataset, read_subset
 from tasks.ingest import PREPARED_DIR
-from tasks.model import build_model, save_classifier
+from tasks.model import ModelSpec, build_model, save_classifier
+from tasks.phases import PhaseRunner, run_phases
 from tasks.split import SPLIT_FILE
 
 log = logging.getLogger(__name__)
@@ -41,24 +47,10 @@ def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
     }
 
 
-def make_callbacks(checkpoint: Path, settings: TrainParams) -> list[keras.callbacks.Callback]:
-    """Return the checkpoint, early-stopping and learning-rate callbacks."""
-    return [
-        keras.callbacks.ModelCheckpoint(
-            checkpoint, monitor="val_loss", save_best_only=True
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=settings.early_stopping_patience,
-            restore_best_weights=True,
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            factor=settings.reduce_lr_factor,
-            patience=settings.reduce_lr_patience,
-            min_lr=1e-6,
-        ),
-    ]
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras and ask TF for deterministic ops."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def train_classifier(
@@ -69,56 +61,94 @@ def train_classifier(
     image_size: int,
     settings: TrainParams,
     seed: int,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Train, then save the best-validation-loss model beside its class map.
+    backup_root: Path = resume.BACKUP_ROOT,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Train, calibrate on validation, then save the model beside its class map.
+
+    Raises:
+        FileNotFoundError: the weights cannot be had (checked before anything
+            else, so an offline machine fails at once).
 
     Returns:
         The per-epoch history and a summary (epochs, best epoch, seconds,
-        training images per second).
+        training images per second, temperature, resumed phases).
     """
-    keras.utils.set_random_seed(seed)
-    train_paths, train_labels = read_subset(split_file, prepared_dir, "train", classes)
-    val_paths, val_labels = read_subset(split_file, prepared_dir, "validation", classes)
-    train_ds = make_dataset(train_paths, train_labels, settings.batch_size, True, seed)
-    val_ds = make_dataset(val_paths, val_labels, settings.batch_size)
-    model = build_model(
-        settings.architecture, image_size, settings.input_size, settings.dropout, seed
+    weights = resolve_weights(
+        settings.architecture, settings.weights, settings.input_size
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    started = time.perf_counter()
+    make_deterministic(seed)
+    train = read_subset(split_file, prepared_dir, "train", classes)
+    validation = read_subset(split_file, prepared_dir, "validation", classes)
+    folder = resume.run_folder(
+        backup_root, _fingerprint(split_file, image_size, settings, seed)
     )
-    weights = balanced_class_weights(train_labels)
+    model = build_model(_spec(settings, image_size, seed, weights))
+    weights_by_class = balanced_class_weights(train[1])
     log.info(
-        "train: %d train / %d validation images, class weights %s",
-        len(train_paths), len(val_paths), weights,
+        "train: %s on %d train / %d validation images, class weights %s, backup %s",
+        settings.architecture,
+        len(train[0]),
+        len(validation[0]),
+        weights_by_class,
+        folder,
     )
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = Path(scratch) / "best.keras"
-        started = time.perf_counter()
-        fitted = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=settings.epochs,
-            class_weight=weights,
-            callbacks=make_callbacks(checkpoint, settings),
-            shuffle=False,  # the dataset reshuffles itself every epoch
-            verbose=2,
-        )
-        seconds = time.perf_counter() - started
-        best = keras.models.load_model(checkpoint, safe_mode=True)
-    save_classifier(best, model_file, classes)
-    history = pd.DataFrame(fitted.history).rename_axis("epoch").reset_index()
-    history["epoch"] += 1
-    summary = {
-        "epochs_run": len(history),
-        "best_epoch": int(history["val_loss"].idxmin()) + 1,
-        "best_val_loss": float(history["val_loss"].min()),
-        "seconds": round(seconds, 2),
-        "train_images_per_second": round(len(train_paths) * len(history) / seconds, 1),
+    runner = PhaseRunner(model, settings, weights_by_class, folder, seed, started)
+    history = run_phases(runner, settings, train, validation)
+    p_validation = model.predict(make_dataset(*validation, 32), verbose=0)[:, 0]
+    calibration = calibrate(validation[1], p_validation)
+    save_classifier(model, model_file, classes, calibration)
+    resume.discard(folder)
+    seconds = time.perf_counter() - started
+    return history, _summarise(history, seconds, len(train[0]), calibration, runner)
+
+
+def _spec(
+    settings: TrainParams, image_size: int, seed: int, weights: str | None
+) -> ModelSpec:
+    return ModelSpec(
+        settings.architecture,
+        image_size,
+        settings.input_size,
+        settings.dropout,
+        seed,
+        weights,
+        settings.augment,
+        settings.horizontal_flip,
+    )
+
+
+def _fingerprint(
+    split_file: Path, image_size: int, settings: TrainParams, seed: int
+) -> dict[str, object]:
+    weights = Path(settings.weights)
+    return {
+        "split": resume.file_digest(split_file),
+        "weights": resume.file_digest(weights) if weights.is_file() else str(weights),
+        "image_size": image_size,
+        "seed": seed,
+        "train": asdict(settings),
     }
-    return history, summary
+
+
+def _summarise(
+    history: pd.DataFrame,
+    seconds: float,
+    n_train: int,
+    calibration: dict[str, float],
+    runner: PhaseRunner,
+) -> dict[str, object]:
+    last_phase = history[history["phase"] == history["phase"].iloc[-1]]
+    return {
+        "epochs_run": len(history),
+        "best_epoch": int(history.loc[last_phase["val_loss"].idxmin(), "epoch"]),
+        "best_val_loss": float(last_phase["val_loss"].min()),
+        "seconds": round(seconds, 2),
+        "train_images_per_second": round(n_train * len(history) / seconds, 1),
+        "temperature": calibration["temperature"],
+        "validation_ece": calibration["validation_ece"],
+        "resumed_after_epoch": runner.resumed,
+    }
 
 
 def main() -> None:

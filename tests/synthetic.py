@@ -23,7 +23,10 @@ def draw_view(view: str, size: int, rng: np.random.Generator) -> np.ndarray:
     image = np.full((size, size), 200.0)
     jitter = rng.uniform(-0.03, 0.03, size=2)
     if view == "frontal":
-        centres = [(0.5 + jitter[0], 0.32 + jitter[1]), (0.5 + jitter[0], 0.68 + jitter[1])]
+        centres = [
+            (0.5 + jitter[0], 0.32 + jitter[1]),
+            (0.5 + jitter[0], 0.68 + jitter[1]),
+        ]
         radii = (0.3, 0.13)
     else:
         centres = [(0.5 + jitter[0], 0.45 + jitter[1])]
