@@ -49,3 +49,11 @@ benchmark: $(VENV)/.installed-run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# `make serve`: a Prefect server on 127.0.0.1:$(PREFECT_PORT) (SQLite in
+# $(PREFECT_HOME)) and the process that runs the scheduled `retraining` flow;
+# Ctrl-C stops both. See docs/scheduling.md.
+PREFECT_PORT ?= 4200
+.PHONY: serve
+serve: $(VENV)/.installed-run
+	$(BIN)/laterality serve --start-server --port $(PREFECT_PORT)

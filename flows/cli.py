@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("register", help="apply the gate and register the model")
     run = commands.add_parser("run", help="run the Prefect flow training-pipeline")
     run.add_argument("--no-push", action="store_true", help="skip `dvc push`")
+    serve = commands.add_parser(
+        "serve", help="schedule the Prefect flow retraining and run it when due"
+    )
+    serve.add_argument(
+        "--start-server",
+        action="store_true",
+        help="start a Prefect server on 127.0.0.1 first (else use PREFECT_API_URL)",
+    )
+    serve.add_argument("--port", type=int, default=4200, help="its port (4200)")
     predict = commands.add_parser(
         "predict", help="print path,label,probability CSV for radiograph files"
     )
@@ -111,6 +120,13 @@ def run_flow(repo: Path, push: bool) -> int:
         else "no version registered"
     )
     return 0 if version else 1
+
+
+def run_serve(repo: Path, start_server: bool, port: int) -> int:
+    """Serve the retraining deployment until Ctrl-C."""
+    from flows.serve import serve_project
+
+    return serve_project(repo, start_server, port)
 
 
 def run_predict(repo: Path, inputs: list[Path], model: str | None) -> int:
@@ -228,6 +244,7 @@ def dispatch(args: argparse.Namespace, repo: Path) -> int:
     handlers = {
         "register": lambda: run_register(repo),
         "run": lambda: run_flow(repo, not args.no_push),
+        "serve": lambda: run_serve(repo, args.start_server, args.port),
         "predict": lambda: run_predict(repo, args.inputs, args.model),
         "models": lambda: run_models(repo),
         "promote": lambda: run_promote(repo, args.version, args.stage),

@@ -25,6 +25,7 @@ from tasks.promotion import (
     refresh_frozen_test_set,
 )
 from tasks.register import commit_pipeline_state, read_metrics
+from tasks.workspace_lock import holds_workspace_lock
 
 
 @task
@@ -77,6 +78,7 @@ def push_to_remote(repo: Path) -> None:
 
 
 @flow(name="training-pipeline")
+@holds_workspace_lock
 def training_pipeline(repo: str = ".", push: bool = True) -> dict[str, object]:
     """Run the whole pipeline in ``repo``; return the version and metrics."""
     root = Path(repo).resolve()
