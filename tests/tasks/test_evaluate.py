@@ -12,12 +12,11 @@ from PIL import Image
 from tasks.calibration import apply_temperature
 from tasks.evaluate import evaluate_classifier, summarise_predictions
 from tasks.model import class_index_path, load_classifier
-from tasks.train import train_classifier
 from tests.conftest import REPO_ROOT
 from tests.tasks.tiny_models import (
-    IMAGE_SIZE,
     SHIPPED_MOBILENET,
     tiny_settings,
+    train_tiny_classifier,
     write_prepared_split,
     write_real_prepared_split,
 )
@@ -66,17 +65,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     """A small CNN trained on generated views; its prepared data and split."""
     root = tmp_path_factory.mktemp("evaluate")
     prepared, split_file = write_prepared_split(root)
-    model_file = root / "models" / "model.keras"
-    train_classifier(
-        split_file,
-        prepared,
-        model_file,
-        CLASSES,
-        IMAGE_SIZE,
-        tiny_settings(epochs=6),
-        5,
-        root / "backup",
-    )
+    model_file, _, _ = train_tiny_classifier(root, tiny_settings(epochs=6), 5)
     return prepared, split_file, model_file
 
 
@@ -135,16 +124,7 @@ def test_evaluate_classifier_on_real_radiographs_with_the_shipped_backbone(tmp_p
         epochs=10,
         learning_rate=0.01,
     )
-    train_classifier(
-        split_file,
-        prepared,
-        model_file,
-        CLASSES,
-        IMAGE_SIZE,
-        settings,
-        1,
-        tmp_path / "backup",
-    )
+    train_tiny_classifier(tmp_path, settings, 1)
 
     metrics, _, _ = evaluate_classifier(
         split_file, prepared, model_file, 0.5, 4, tmp_path / "reports"

@@ -15,9 +15,13 @@ from tasks.dataset import make_dataset
 from tasks.model import load_classifier
 from tasks.predict import collect_files, label_probabilities, predict_files
 from tasks.radiograph import prepare_radiograph
-from tasks.train import train_classifier
 from tests.conftest import REPO_ROOT, SAMPLE_DIR
-from tests.tasks.tiny_models import IMAGE_SIZE, tiny_settings, write_prepared_split
+from tests.tasks.tiny_models import (
+    IMAGE_SIZE,
+    tiny_settings,
+    train_tiny_classifier,
+    write_prepared_split,
+)
 
 CLASSES = ("frontal", "lateral")
 REAL_RADIOGRAPHS = [
@@ -32,18 +36,8 @@ REAL_RADIOGRAPHS = [
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small CNN trained on generated views; its prepared folder and model."""
     root = tmp_path_factory.mktemp("predict")
-    prepared, split_file = write_prepared_split(root)
-    model_file = root / "models" / "model.keras"
-    train_classifier(
-        split_file,
-        prepared,
-        model_file,
-        CLASSES,
-        IMAGE_SIZE,
-        tiny_settings(epochs=6),
-        5,
-        root / "backup",
-    )
+    prepared, _ = write_prepared_split(root)
+    model_file, _, _ = train_tiny_classifier(root, tiny_settings(epochs=6), 5)
     return prepared, model_file
 
 

@@ -23,6 +23,7 @@ from tests.tasks.tiny_models import (
     IMAGE_SIZE,
     SHIPPED_MOBILENET,
     tiny_settings,
+    train_tiny_classifier,
     write_prepared_split,
 )
 
@@ -30,21 +31,7 @@ CLASSES = ("frontal", "lateral")
 
 
 def _train(root: Path, settings, seed: int = 7, backup_root: Path | None = None):
-    prepared, split_file = root / "prepared", root / "split" / "split.csv"
-    if not split_file.is_file():
-        write_prepared_split(root)
-    model_file = root / "models" / "model.keras"
-    history, summary = train_classifier(
-        split_file,
-        prepared,
-        model_file,
-        CLASSES,
-        IMAGE_SIZE,
-        settings,
-        seed,
-        backup_root or root / "backup",
-    )
-    return model_file, history, summary
+    return train_tiny_classifier(root, settings, seed, backup_root)
 
 
 @pytest.mark.parametrize(

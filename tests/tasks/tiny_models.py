@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from tasks.config import TrainParams
+from tasks.train import train_classifier
 from tests.synthetic import CLASSES, draw_view
 
 IMAGE_SIZE = 64
@@ -110,3 +111,28 @@ def write_real_prepared_split(
     split_file.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(split_file, index=False)
     return prepared, split_file
+
+
+def train_tiny_classifier(
+    root: Path, settings: TrainParams, seed: int, backup_root: Path | None = None
+) -> tuple[Path, pd.DataFrame, dict[str, object]]:
+    """Train on the prepared split under ``root``, writing a generated one if absent.
+
+    Returns:
+        The model file, the training history and the training summary.
+    """
+    prepared, split_file = root / "prepared", root / "split" / "split.csv"
+    if not split_file.is_file():
+        write_prepared_split(root)
+    model_file = root / "models" / "model.keras"
+    history, summary = train_classifier(
+        split_file,
+        prepared,
+        model_file,
+        CLASSES,
+        IMAGE_SIZE,
+        settings,
+        seed,
+        backup_root or root / "backup",
+    )
+    return model_file, history, summary
