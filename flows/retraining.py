@@ -24,9 +24,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from tasks.config import IngestParams, load_params
+from tasks.registry import VersionInfo
 from tasks.source_changes import (
     Listing,
-    RegisteredDataset,
     SourceChanges,
     compare_listings,
     listing_at,
@@ -64,7 +64,7 @@ def hash_source(
 )
 def read_registered_dataset(
     repo: Path, name: str
-) -> tuple[RegisteredDataset | None, Listing]:
+) -> tuple[VersionInfo | None, Listing]:
     """Read what the newest version was built from; retried, as it may be remote."""
     registered = newest_registered(repo, name)
     if registered is None:

@@ -22,6 +22,7 @@ from tasks import atomic
 from tasks.augmentation import augmentation_block
 from tasks.backbones import ARCHITECTURES, build_backbone, preprocessing_layers
 from tasks.calibration import apply_temperature
+from tasks.paths import class_index_path
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,6 @@ def unfreeze_top_layers(model: keras.Model, count: int) -> int:
     for layer in backbone.layers[: len(backbone.layers) - count]:
         layer.trainable = False
     return sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
-
-
-def class_index_path(model_path: Path) -> Path:
-    """Return where the class map and calibration of ``model_path`` are kept."""
-    return model_path.with_name("class_index.json")
 
 
 @dataclass(frozen=True)

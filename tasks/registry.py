@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from tasks import atomic
-from tasks.model import class_index_path
+from tasks.paths import class_index_path
 
 log = logging.getLogger(__name__)
 

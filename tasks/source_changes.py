@@ -9,9 +9,8 @@ list every file ingest saw, kept or not, so a file that ingest rejected is not
 removal plus an addition. Not compared: patient ids and ingest settings; a
 change there alone needs a forced run (``force=True``).
 
-This module reads the registry through GTO directly rather than through
-:mod:`tasks.registry`, which loads TensorFlow: on two cores that import alone
-takes about eight seconds, most of what an unchanged-data check would cost.
+Nothing here imports TensorFlow: on two cores that import alone takes several
+seconds, most of what an unchanged-data check would cost.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks.registry import VersionInfo, registered_versions
 from tasks.sources import SourceEntry
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,6 @@ PREPARED_TABLES = ("data/prepared/manifest.csv", "data/prepared/rejected.csv")
 # (content key, view); the key is the sha256, or "unreadable:<path>" for a file
 # that could not be read, as ingest records it with an empty sha256.
 Listing = frozenset[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class RegisteredDataset:
-    """The newest registered version and the commit that pins its data."""
-
-    version: str
-    commit: str
 
 
 @dataclass(frozen=True)
@@ -134,19 +126,10 @@ def compare_listings(
     )
 
 
-def newest_registered(repo: Path, name: str) -> RegisteredDataset | None:
+def newest_registered(repo: Path, name: str) -> VersionInfo | None:
     """Return the newest registered version of ``name``; None when none is."""
-    from gto.api import show
-    from gto.constants import VersionSort
-    from gto.exceptions import ArtifactNotFound
-
-    try:
-        rows = show(str(repo), name, registered_only=True, sort=VersionSort.SemVer)
-    except ArtifactNotFound:
-        return None
-    if not rows:
-        return None
-    return RegisteredDataset(rows[0]["version"], rows[0]["commit_hexsha"])
+    versions = registered_versions(repo, name)
+    return versions[0] if versions else None
 
 
 def listing_at(repo: Path, commit: str) -> Listing:

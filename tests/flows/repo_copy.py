@@ -40,7 +40,7 @@ def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedPr
 
 
 def copy_repository(target: Path) -> Path:
-    """Copy the tracked and new files, minus bundled images and tests."""
+    """Copy tracked and new files, minus the bundled images, tests and benchmarks."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO_ROOT,
@@ -49,7 +49,7 @@ def copy_repository(target: Path) -> Path:
         check=True,
     ).stdout.splitlines()
     for name in listed:
-        if name.startswith(("data/sample/", "data/weights/", "tests/", "benchmarks/")):
+        if name.startswith(("data/sample/", "tests/", "benchmarks/")):
             continue
         source = REPO_ROOT / name
         if source.is_file():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,15 @@ def test_resolve_model_returns_an_existing_file_unchanged(git_repo: Path):
     model = git_repo / "model.keras"
     model.write_bytes(b"x")
     assert resolve_model(git_repo, NAME, str(model)) == model
+
+
+def test_registry_and_change_check_import_without_tensorflow():
+    """Listing versions and an unchanged-data check must not pay for TensorFlow."""
+    probe = (
+        "import sys, tasks.registry, tasks.source_changes, flows.retraining; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
