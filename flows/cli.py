@@ -182,6 +182,7 @@ def run_rollback(repo: Path) -> int:
 def run_lineage(repo: Path, args: argparse.Namespace) -> int:
     """Print a model card and verify it, or list versions touching a patient/image."""
     from tasks import lineage
+    from tasks.source_changes import hash_file
 
     name = model_name(repo)
     if args.version:
@@ -189,7 +190,7 @@ def run_lineage(repo: Path, args: argparse.Namespace) -> int:
     if args.patient:
         column, value = "patient_hash", _patient_pseudonym(args.patient)
     else:
-        column, value = "sha256", _content_hash(args.image)
+        column, value = "sha256", hash_file(args.image)
     print("version,subset,images")
     for hit in lineage.versions_containing(repo, name, column, value):
         print(f"{hit['version']},{hit['subset']},{hit['images']}")
@@ -229,12 +230,6 @@ def _patient_pseudonym(patient: str) -> str:
             "need the salt that ingest used"
         )
     return pseudonymise(patient, load_or_create_salt())
-
-
-def _content_hash(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def dispatch(args: argparse.Namespace, repo: Path) -> int:

@@ -148,11 +148,8 @@ def rollback(repo: Path, name: str, stage: str = "prod") -> str:
 
 def file_md5(path: Path) -> str:
     """Return the md5 of a file, as DVC records it in ``dvc.lock``."""
-    digest = hashlib.md5()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def fetch_version(repo: Path, name: str, version: str) -> Path:

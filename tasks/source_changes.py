@@ -73,12 +73,9 @@ def content_key(sha256: str, source_path: str) -> str:
 
 
 def hash_file(path: Path) -> str:
-    """Return the sha256 of a file's bytes, reading it in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Return the sha256 of a file's bytes, as ingest records it, in blocks."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def listing_from_source(entries: Iterable[SourceEntry]) -> Listing:
