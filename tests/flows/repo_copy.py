@@ -20,6 +20,9 @@ from tests.synthetic import write_manifest_source
 
 BIN = Path(sys.executable).parent
 MODEL = "laterality-classifier"
+# Not copied: the bundled images, and the metrics of the pipeline run on them,
+# which a copy holding other images must not take as its previous version.
+SKIPPED = ("data/sample/", "metrics/", "tests/", "benchmarks/")
 
 
 def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -40,7 +43,7 @@ def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedPr
 
 
 def copy_repository(target: Path) -> Path:
-    """Copy tracked and new files, minus the bundled images, tests and benchmarks."""
+    """Copy the tracked and new files, minus those ``SKIPPED`` names."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO_ROOT,
@@ -49,7 +52,7 @@ def copy_repository(target: Path) -> Path:
         check=True,
     ).stdout.splitlines()
     for name in listed:
-        if name.startswith(("data/sample/", "tests/", "benchmarks/")):
+        if name.startswith(SKIPPED):
             continue
         source = REPO_ROOT / name
         if source.is_file():
