@@ -188,13 +188,20 @@ def run_lineage(repo: Path, args: argparse.Namespace) -> int:
     if args.version:
         return _print_verified_card(repo, name, args.version)
     if args.patient:
-        column, value = "patient_hash", _patient_pseudonym(args.patient)
+        column, value, what = (
+            "patient_hash",
+            _patient_pseudonym(args.patient),
+            "patient",
+        )
     else:
-        column, value = "sha256", hash_file(args.image)
+        column, value, what = "sha256", hash_file(args.image), "image"
     print("version,subset,images")
-    for hit in lineage.versions_containing(repo, name, column, value):
+    hits = lineage.versions_containing(repo, name, column, value)
+    for hit in hits:
         print(f"{hit['version']},{hit['subset']},{hit['images']}")
-    return 0
+    if not hits:
+        print(f"no registered version of {name} saw that {what}", file=sys.stderr)
+    return 0 if hits else 1
 
 
 def _print_verified_card(repo: Path, name: str, version: str) -> int:
@@ -206,7 +213,7 @@ def _print_verified_card(repo: Path, name: str, version: str) -> int:
         None,
     )
     if commit is None:
-        raise LookupError(f"lineage: {name}@{version} is not registered")
+        raise LookupError(f"{name}@{version} is not registered")
     print(lineage.model_card_at(repo, commit))
     problems = lineage.verify_cached_outputs(
         repo, commit, ("models/model.keras", "data/prepared", "data/split")

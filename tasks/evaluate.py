@@ -29,8 +29,8 @@ from tasks.config import load_params
 from tasks.dataset import make_dataset, read_subset
 from tasks.ingest import PREPARED_DIR
 from tasks.model import load_classifier
+from tasks.paths import MODEL_FILE
 from tasks.split import SPLIT_FILE
-from tasks.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
 

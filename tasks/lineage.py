@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from tasks import atomic
+from tasks.paths import MODEL_FILE, class_index_path
 from tasks.registry import file_md5, locked_hashes, read_at, registered_versions
 
 CARD_JSON = Path("models/model_card.json")
@@ -70,7 +71,7 @@ def build_model_card(
         o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])
     }
     evaluation = json.loads((repo / "metrics/evaluation.json").read_text())
-    calibration = repo / "models/calibration.json"
+    class_index = json.loads(class_index_path(repo / MODEL_FILE).read_text())
     return {
         "model": name,
         "version": version,
@@ -82,13 +83,15 @@ def build_model_card(
             "split_md5": outs.get("data/split"),
             "images_per_subset": images_per_subset(repo / "data/split/split.csv"),
         },
-        "weights_md5": outs.get("models/model.keras"),
+        "weights_md5": outs.get(MODEL_FILE.as_posix()),
         "params": yaml.safe_load((repo / "params.yaml").read_text()),
         "libraries": library_versions(),
         "metrics": evaluation,
-        "calibration": json.loads(calibration.read_text())
-        if calibration.is_file()
-        else evaluation.get("calibration"),
+        "calibration": {
+            **class_index.get("calibration", {"temperature": 1.0}),
+            "test_ece": evaluation.get("ece"),
+            "test_ece_uncalibrated": evaluation.get("ece_uncalibrated"),
+        },
         "gate": gate,
     }
 

@@ -136,11 +136,22 @@ def classification_head(model: keras.Model) -> keras.Model:
 
 
 def unfreeze_top_layers(model: keras.Model, count: int) -> int:
-    """Unfreeze the top ``count`` backbone layers; return how many hold weights."""
+    """Unfreeze the top ``count`` backbone layers but their batch norms.
+
+    Keras 3 runs a trainable ``BatchNormalization`` on batch statistics while
+    fitting, whatever ``training=False`` the backbone was called with, and
+    moves its ImageNet statistics towards those of 16 radiographs. A frozen
+    one stays in inference mode, so fine-tuning sees what prediction sees.
+
+    Returns:
+        How many backbone layers now train (convolutions, not batch norms).
+    """
     backbone = model.get_layer("backbone")
     backbone.trainable = True
-    for layer in backbone.layers[: len(backbone.layers) - count]:
-        layer.trainable = False
+    for position, layer in enumerate(backbone.layers):
+        in_top = position >= len(backbone.layers) - count
+        is_norm = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = in_top and not is_norm
     return sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
 
 

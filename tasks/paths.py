@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MODEL_FILE = Path("models/model.keras")  # the DVC out that GTO registers
+
 
 def class_index_path(model_path: Path) -> Path:
     """Return where the class map and calibration of ``model_path`` are kept."""

@@ -75,11 +75,14 @@ def predict_files(
         try:
             pixels.append(prepare_radiograph(path, size).pixels)
             ready.append(path)
-        except (RadiographError, OSError) as error:
+        except RadiographError as error:  # its message already names the file
+            failures.append(Failure(str(path), f"{error.reason}: {error.detail}"))
+        except OSError as error:
             failures.append(Failure(str(path), str(error)))
         except Exception as error:  # a decoder bug must cost one file, not the batch
             failures.append(Failure(str(path), f"{type(error).__name__}: {error}"))
     if not ready:
+        log.info("predict: 0 classified, %d failed", len(failures))
         return [], failures
     batch = np.stack(pixels)[..., np.newaxis].astype(np.float32)
     p_positive = classifier.predict_positive(batch, batch_size)

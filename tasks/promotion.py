@@ -20,6 +20,7 @@ from tasks.champion import compare_on_frozen_set, frozen_test_images
 from tasks.config import RegisterParams
 from tasks.evaluate import EVALUATION_FILE
 from tasks.lineage import build_model_card, write_model_card
+from tasks.paths import MODEL_FILE
 from tasks.register import (
     GateDecision,
     check_reproducible,
@@ -33,7 +34,6 @@ from tasks.register import (
 )
 from tasks.registry import locked_hashes, registered_versions, version_in_stage
 from tasks.split import FROZEN_TEST_FILE, SPLIT_FILE
-from tasks.train import MODEL_FILE
 
 log = logging.getLogger(__name__)
 

@@ -209,7 +209,7 @@ def resolve_model(repo: Path, name: str, spec: str | None) -> Path:
         if version is None:
             raise LookupError(
                 f"registry: no version of {name} is in '{spec}'; run `laterality run`, "
-                "`laterality promote VERSION --stage prod` or pass --model PATH"
+                f"`laterality promote VERSION --stage {spec}` or pass --model PATH"
             )
         spec = version
     if not _VERSION.match(spec):

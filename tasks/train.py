@@ -27,12 +27,12 @@ from tasks.config import TrainParams, load_params
 from tasks.dataset import make_dataset, read_subset
 from tasks.ingest import PREPARED_DIR
 from tasks.model import ModelSpec, build_model, save_classifier
+from tasks.paths import MODEL_FILE
 from tasks.phases import PhaseRunner, run_phases
 from tasks.split import SPLIT_FILE
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = Path("models/model.keras")
 HISTORY_FILE = Path("metrics/history.csv")
 TRAIN_SUMMARY_FILE = Path("metrics/train.json")
 

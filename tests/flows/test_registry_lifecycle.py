@@ -119,6 +119,16 @@ def test_lineage_by_patient_lists_only_versions_that_saw_the_patient(registry_re
     assert NEW_PATIENT not in done.stdout + done.stderr
 
 
+def test_lineage_of_an_unseen_patient_says_so_and_exits_1(registry_repo):
+    repo = registry_repo["repo"]
+    done = run(repo, "laterality", "lineage", "--patient", "nobody/1", check=False)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == ["version,subset,images"]
+    assert "no registered version of laterality-classifier saw that patient" in (
+        done.stderr
+    )
+
+
 def test_lineage_by_image_matches_content_not_name(registry_repo, tmp_path):
     repo = registry_repo["repo"]
     renamed = tmp_path / "renamed.png"

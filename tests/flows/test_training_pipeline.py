@@ -57,6 +57,16 @@ def test_run_leaves_metrics_reports_and_pushed_weights(trained_repo: Path):
     assert any((trained_repo / "dvc-storage").rglob("*"))
 
 
+def test_run_writes_a_model_card_with_the_saved_calibration(trained_repo: Path):
+    card = json.loads((trained_repo / "models/model_card.json").read_text())
+    saved = json.loads((trained_repo / "models/class_index.json").read_text())
+    metrics = json.loads((trained_repo / "metrics/evaluation.json").read_text())
+    assert card["calibration"]["temperature"] == saved["calibration"]["temperature"]
+    assert card["calibration"]["test_ece"] == metrics["ece"]
+    markdown = (trained_repo / "models/model_card.md").read_text()
+    assert f'"temperature": {saved["calibration"]["temperature"]}' in markdown
+
+
 def test_dvc_repro_after_run_does_nothing(trained_repo: Path):
     done = run(trained_repo, "dvc", "repro")
     assert "Running stage" not in done.stdout

@@ -100,13 +100,37 @@ def test_feature_extractor_and_head_compose_to_the_model():
     np.testing.assert_allclose(composed, model.predict(images, verbose=0), atol=1e-6)
 
 
-def test_unfreeze_top_layers_leaves_lower_layers_frozen():
+def test_unfreeze_top_layers_leaves_lower_layers_and_batch_norms_frozen():
     model = build_model(_spec("mobilenet"))
-    with_weights = unfreeze_top_layers(model, 6)
+    trained = unfreeze_top_layers(model, 12)
     layers = model.get_layer("backbone").layers
-    assert with_weights >= 2
-    assert not any(layer.trainable for layer in layers[:-6])
-    assert all(layer.trainable for layer in layers[-6:])
+    top = [layer.name for layer in layers[-12:] if layer.trainable]
+    assert not any(layer.trainable for layer in layers[:-12])
+    assert top == [
+        "conv_dw_12",
+        "conv_dw_12_relu",
+        "conv_pw_12",
+        "conv_pw_12_relu",
+        "conv_dw_13",
+        "conv_dw_13_relu",
+        "conv_pw_13",
+        "conv_pw_13_relu",
+    ]
+    assert trained == 4  # the four convolutions; ReLUs hold no weights
+
+
+def test_unfreeze_top_layers_keeps_fitting_in_inference_mode():
+    """Fine-tuning must see the features prediction sees, not batch statistics.
+
+    ImageNet weights, since a random backbone's top is dead enough to hide it.
+    """
+    spec = _spec("mobilenet", dropout=0.0, weights=str(SHIPPED_MOBILENET))
+    model = build_model(spec)
+    unfreeze_top_layers(model, 12)
+    images = _radiographs()
+    np.testing.assert_allclose(
+        model(images, training=True), model(images, training=False), atol=1e-6
+    )
 
 
 def test_save_classifier_round_trip_keeps_predictions_and_temperature(tmp_path: Path):
