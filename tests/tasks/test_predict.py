@@ -118,20 +118,16 @@ def test_predict_files_reports_unreadable_files_and_goes_on(trained, tmp_path):
     assert "missing.png" in reasons
 
 
+def predict_cli(inputs: list[Path], model_file: Path) -> int:
+    """Run ``laterality predict INPUTS --model MODEL_FILE`` in this process."""
+    arguments = ["predict", *map(str, inputs), "--model", str(model_file)]
+    return laterality(["--repo", str(REPO_ROOT), *arguments])
+
+
 @pytest.mark.slow
 def test_laterality_predict_writes_path_label_probability_csv(trained, capsys):
     _, model_file = trained
-    code = laterality(
-        [
-            "--repo",
-            str(REPO_ROOT),
-            "predict",
-            *map(str, REAL_RADIOGRAPHS[:2]),
-            str(SAMPLE_DIR / "metadata.csv"),
-            "--model",
-            str(model_file),
-        ]
-    )
+    code = predict_cli([*REAL_RADIOGRAPHS[:2], SAMPLE_DIR / "metadata.csv"], model_file)
     out, err = capsys.readouterr()
     rows = list(csv.reader(io.StringIO(out)))
     assert code == 0
@@ -144,15 +140,6 @@ def test_laterality_predict_writes_path_label_probability_csv(trained, capsys):
 @pytest.mark.slow
 def test_laterality_predict_fails_when_nothing_was_predicted(trained, capsys):
     _, model_file = trained
-    code = laterality(
-        [
-            "--repo",
-            str(REPO_ROOT),
-            "predict",
-            str(SAMPLE_DIR / "metadata.csv"),
-            "--model",
-            str(model_file),
-        ]
-    )
+    code = predict_cli([SAMPLE_DIR / "metadata.csv"], model_file)
     assert code != 0
     assert capsys.readouterr().out.splitlines() == ["path,label,probability"]
