@@ -182,7 +182,7 @@ def run_rollback(repo: Path) -> int:
 def run_lineage(repo: Path, args: argparse.Namespace) -> int:
     """Print a model card and verify it, or list versions touching a patient/image."""
     from tasks import lineage
-    from tasks.source_changes import hash_file
+    from tasks.digests import file_sha256
 
     name = model_name(repo)
     if args.version:
@@ -194,7 +194,7 @@ def run_lineage(repo: Path, args: argparse.Namespace) -> int:
             "patient",
         )
     else:
-        column, value, what = "sha256", hash_file(args.image), "image"
+        column, value, what = "sha256", file_sha256(args.image), "image"
     print("version,subset,images")
     hits = lineage.versions_containing(repo, name, column, value)
     for hit in hits:

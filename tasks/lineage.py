@@ -19,8 +19,9 @@ import pandas as pd
 import yaml
 
 from tasks import atomic
+from tasks.digests import file_md5
 from tasks.paths import MODEL_FILE, class_index_path
-from tasks.registry import file_md5, locked_hashes, read_at, registered_versions
+from tasks.registry import locked_hashes, read_at, registered_versions
 
 CARD_JSON = Path("models/model_card.json")
 CARD_MARKDOWN = Path("models/model_card.md")

@@ -8,7 +8,6 @@ remote and checked against that hash before use.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from tasks import atomic
+from tasks.digests import file_md5
 from tasks.paths import class_index_path
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,6 @@ def rollback(repo: Path, name: str, stage: str = "prod") -> str:
         raise LookupError(f"rollback: {current} is the only version {stage} has held")
     assign_stage(repo, name, earlier[0], stage)
     return earlier[0]
-
-
-def file_md5(path: Path) -> str:
-    """Return the md5 of a file, as DVC records it in ``dvc.lock``."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def fetch_version(repo: Path, name: str, version: str) -> Path:

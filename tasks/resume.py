@@ -45,11 +45,6 @@ def run_folder(root: Path, fingerprint: dict[str, Any]) -> Path:
     return root / hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_digest(path: Path) -> str:
-    """Return the SHA-256 of a file, for fingerprints that must follow content."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class EpochBackup(keras.callbacks.Callback):
     """Back up each completed epoch and restore it on the next ``fit``.
 

@@ -15,7 +15,6 @@ seconds, most of what an unchanged-data check would cost.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections import Counter
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks.digests import file_sha256
 from tasks.registry import VersionInfo, registered_versions
 from tasks.sources import SourceEntry
 
@@ -72,18 +72,12 @@ def content_key(sha256: str, source_path: str) -> str:
     return sha256 or f"unreadable:{source_path}"
 
 
-def hash_file(path: Path) -> str:
-    """Return the sha256 of a file's bytes, as ingest records it, in blocks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def listing_from_source(entries: Iterable[SourceEntry]) -> Listing:
     """Hash every listed file and pair it with its label."""
     pairs = set()
     for entry in entries:
         try:
-            sha256 = hash_file(entry.path)
+            sha256 = file_sha256(entry.path)
         except OSError as error:
             log.warning("source: cannot read %s: %s", entry.source_path, error)
             sha256 = ""

@@ -25,6 +25,7 @@ from tasks.backbones import resolve_weights
 from tasks.calibration import calibrate
 from tasks.config import TrainParams, load_params
 from tasks.dataset import make_dataset, read_subset
+from tasks.digests import file_sha256
 from tasks.ingest import PREPARED_DIR
 from tasks.model import ModelSpec, build_model, save_classifier
 from tasks.paths import MODEL_FILE
@@ -123,8 +124,8 @@ def _fingerprint(
 ) -> dict[str, object]:
     weights = Path(settings.weights)
     return {
-        "split": resume.file_digest(split_file),
-        "weights": resume.file_digest(weights) if weights.is_file() else str(weights),
+        "split": file_sha256(split_file),
+        "weights": file_sha256(weights) if weights.is_file() else str(weights),
         "image_size": image_size,
         "seed": seed,
         "train": asdict(settings),
